@@ -7,7 +7,7 @@ import re
 from ucma.signaling.exceptions import MessageParsingException
 from ucma.signaling.sip.grammar import QUOTED_RE, parse_params, parse_uint, quote, skip_ws, unquote
 from ucma.signaling.sip.parameters import EMPTY_PARAMETERS, Parameters
-from ucma.signaling.sip.uri import SipUri, Uri, parse_uri
+from ucma.signaling.sip.uri import SipUri, Uri, mask_password, parse_uri
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 # [display-name] <URI>: a quoted string, or tokens separated by whitespace (written so a failed
@@ -26,13 +26,15 @@ class NameAddress:
     ``*`` (the Contact wildcard) is represented with :attr:`is_wildcard`.
     """
 
-    __slots__ = ("_uri", "display_name", "parameters", "uri_text")
+    __slots__ = ("_uri", "_wildcard", "display_name", "parameters", "uri_text")
 
     def __init__(
         self,
         uri: Uri | str,
         display_name: str | None = None,
         parameters: Parameters = EMPTY_PARAMETERS,
+        *,
+        wildcard: bool | None = None,
     ) -> None:
         if isinstance(uri, str):
             self.uri_text = uri
@@ -42,6 +44,7 @@ class NameAddress:
             self._uri = uri
         self.display_name = display_name
         self.parameters = parameters
+        self._wildcard = self.uri_text == "*" if wildcard is None else wildcard
 
     @property
     def uri(self) -> Uri:
@@ -57,13 +60,13 @@ class NameAddress:
         """The URI, which must be a SIP/SIPS URI."""
         uri = self.uri
         if not isinstance(uri, SipUri):
-            raise MessageParsingException("expected a SIP URI", detail=self.uri_text[:120])
+            raise MessageParsingException("expected a SIP URI", detail=mask_password(self.uri_text[:120]))
         return uri
 
     @property
     def is_wildcard(self) -> bool:
         """True for ``Contact: *``."""
-        return self.uri_text == "*"
+        return self._wildcard
 
     @property
     def tag(self) -> str | None:
@@ -88,7 +91,8 @@ class NameAddress:
 
     def with_parameters(self, parameters: Parameters) -> NameAddress:
         """A copy with other header parameters."""
-        return NameAddress(self._uri if self._uri is not None else self.uri_text, self.display_name, parameters)
+        uri = self._uri if self._uri is not None else self.uri_text
+        return NameAddress(uri, self.display_name, parameters, wildcard=self._wildcard)
 
     def validate(self) -> None:
         """Parse everything that is parsed lazily (raises :class:`MessageParsingException`)."""
@@ -106,7 +110,7 @@ class NameAddress:
         return f"{name}<{self.uri_text}>{self.parameters}"
 
     def __repr__(self) -> str:
-        return f"NameAddress({str(self)!r})"
+        return f"NameAddress({mask_password(str(self))!r})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NameAddress):
@@ -124,6 +128,11 @@ class NameAddress:
 WILDCARD_CONTACT = NameAddress("*")
 
 
+def _shown(text: str) -> str:
+    """Erroneous input as an exception may show it: truncated, passwords masked."""
+    return mask_password(text[:120])
+
+
 def parse_name_addr_at(text: str, pos: int, what: str) -> tuple[NameAddress, int]:
     """Parse ``(name-addr / addr-spec) *(SEMI param)`` starting at ``pos``; stop at a comma or the end."""
     m = _NAME_ADDR_RE.match(text, pos)
@@ -133,6 +142,7 @@ def parse_name_addr_at(text: str, pos: int, what: str) -> tuple[NameAddress, int
             display: str | None = unquote('"' + quoted + '"') if "\\" in quoted else quoted
         else:
             display = " ".join(tokens.split()) if tokens else None
+        bracketed = True
         pos = m.end()
     else:
         pos = skip_ws(text, pos)
@@ -140,27 +150,35 @@ def parse_name_addr_at(text: str, pos: int, what: str) -> tuple[NameAddress, int
             raise MessageParsingException(f"empty {what}")
         if text[pos] == '"':
             if QUOTED_RE.match(text, pos) is None:
-                raise MessageParsingException(f"unterminated quoted display name in {what}", detail=text[:120])
-            raise MessageParsingException(f"expected '<URI>' after display name in {what}", detail=text[:120])
-        if "<" in text[pos:]:
-            raise MessageParsingException(f"malformed name-addr in {what}", detail=text[:120])
+                raise MessageParsingException(
+                    f"unterminated quoted display name in {what}", detail=_shown(text)
+                )
+            raise MessageParsingException(
+                f"expected '<URI>' after display name in {what}", detail=_shown(text)
+            )
+        if text[pos] == "<":
+            raise MessageParsingException(f"malformed name-addr in {what}", detail=_shown(text))
         am = _ADDR_SPEC_RE.match(text, pos)
         if am is None:
-            raise MessageParsingException(f"malformed {what}", detail=text[:120])
+            raise MessageParsingException(f"malformed {what}", detail=_shown(text))
         uri_text = am.group()
         if "?" in uri_text:
-            raise MessageParsingException(f"URI with headers must be enclosed in <> in {what}", detail=text[:120])
+            raise MessageParsingException(
+                f"URI with headers must be enclosed in <> in {what}", detail=_shown(text)
+            )
         display = None
+        bracketed = False
         pos = am.end()
     params, pos = parse_params(text, pos, what)
-    return NameAddress(uri_text, display, Parameters(params) if params else EMPTY_PARAMETERS), pos
+    parameters = Parameters(params) if params else EMPTY_PARAMETERS
+    return NameAddress(uri_text, display, parameters, wildcard=not bracketed and uri_text == "*"), pos
 
 
 def parse_name_addr(text: str, what: str = "address") -> NameAddress:
     """Parse a single-valued address header (From, To, Refer-To...)."""
     value, pos = parse_name_addr_at(text, 0, what)
     if pos != len(text):
-        raise MessageParsingException(f"unexpected text after {what}", detail=text[:120])
+        raise MessageParsingException(f"unexpected text after {what}", detail=_shown(text))
     return value
 
 
@@ -175,5 +193,5 @@ def parse_name_addr_list(text: str, what: str = "address") -> list[NameAddress]:
         if pos >= n:
             return out
         if text[pos] != ",":
-            raise MessageParsingException(f"unexpected text in {what}", detail=text[:120])
+            raise MessageParsingException(f"unexpected text in {what}", detail=_shown(text))
         pos += 1

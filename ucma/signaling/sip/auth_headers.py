@@ -28,6 +28,17 @@ _QDTEXT_STOP_RE = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
 # Characters a quoted-pair may carry (RFC 3261: %x00-09 / %x0B-0C / %x0E-7F) but qdtext may not.
 _NEEDS_ESCAPE_RE = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 _LINE_BREAK_RE = re.compile(r"[\r\n]")
+# One auth-param and the separator after it, for the common well-formed case (anything else
+# falls back to the character scanner, which gives precise errors).
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_FAST_PARAM = (
+    rf'[ \t]*({_TOKEN})[ \t]*=[ \t]*(?:"([^"\\\x00-\x08\x0a-\x1f\x7f]*'
+    rf'(?:\\[\x00-\x09\x0b\x0c\x0e-\x7f][^"\\\x00-\x08\x0a-\x1f\x7f]*)*)"|({_TOKEN}))'
+    r"[ \t]*(?:,[ \t,]*|$)"
+)
+_FAST_PARAM_RE = re.compile(_FAST_PARAM)
+_FAST_PARAM_LIST_RE = re.compile("(?:" + re.sub(r"\((?!\?)", "(?:", _FAST_PARAM) + ")+")
+_UNESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
 
 _V = TypeVar("_V", bound="AuthHeaderValue")
 
@@ -64,6 +75,24 @@ def _scan_quoted(text: str, pos: int) -> tuple[str, int]:
         raise MessageParsingException("control character in quoted string", offset=pos)
 
 
+def _parse_params_fast(text: str, pos: int) -> tuple[tuple[tuple[str, str], ...], frozenset[str]] | None:
+    """Regex-driven parse of a well-formed auth-param list; None means 'use the scanner'."""
+    if _FAST_PARAM_LIST_RE.fullmatch(text, pos) is None:
+        return None
+    params: list[tuple[str, str]] = []
+    quoted: list[str] = []
+    for name, quoted_value, token_value in _FAST_PARAM_RE.findall(text, pos):
+        if token_value:
+            params.append((name, token_value))
+        else:
+            quoted.append(name.lower())
+            value = _UNESCAPE_RE.sub(r"\1", quoted_value) if "\\" in quoted_value else quoted_value
+            params.append((name, value))
+    if len({name.lower() for name, _ in params}) != len(params):
+        return None  # the scanner reports the duplicate with its offset
+    return tuple(params), frozenset(quoted)
+
+
 def _parse(text: str) -> tuple[str, tuple[tuple[str, str], ...], str | None, frozenset[str]]:
     """Split an authentication header value into scheme, params, token68 and the quoted names."""
     n = len(text)
@@ -81,6 +110,9 @@ def _parse(text: str) -> tuple[str, tuple[tuple[str, str], ...], str | None, fro
     m = _TOKEN68_RE.match(text, pos)
     if m is not None and skip_ws(text, m.end()) == n:
         return scheme, (), m.group(), frozenset()
+    fast = _parse_params_fast(text, pos)
+    if fast is not None:
+        return scheme, fast[0], None, fast[1]
 
     params: list[tuple[str, str]] = []
     quoted: set[str] = set()
@@ -169,7 +201,14 @@ class AuthHeaderValue:
     def parse(cls: type[_V], value: str) -> _V:
         """Parse one header value; raise :class:`MessageParsingException` saying what is wrong."""
         scheme, params, token68, quoted = _parse(value)
-        return cls(scheme, params, token68, quoted)
+        # Parsed values are valid by construction; only values that are not tokens need adding
+        # to ``quoted`` (the constructor's normalisation), which cannot happen for unquoted ones.
+        self = cls.__new__(cls)
+        object.__setattr__(self, "scheme", scheme)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "token68", token68)
+        object.__setattr__(self, "quoted", quoted)
+        return self
 
     def get(self, name: str) -> str | None:
         """The unquoted value of the param ``name`` (case-insensitive), None if absent."""

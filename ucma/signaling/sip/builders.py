@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
-from ucma.signaling.exceptions import ArgumentException
+from ucma.signaling.exceptions import ArgumentException, MessageParsingException
 from ucma.signaling.sip.address import NameAddress
 from ucma.signaling.sip.header_values import Via
 from ucma.signaling.sip.headers import Headers
-from ucma.signaling.sip.message import SipRequest, SipResponse, is_valid_method
+from ucma.signaling.sip.message import CALL_ID_RE, SipRequest, SipResponse, is_valid_method
 from ucma.signaling.sip.reason_phrases import reason_phrase_for
-from ucma.signaling.sip.uri import Uri
+from ucma.signaling.sip.uri import Uri, parse_uri
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def make_request(
@@ -33,6 +36,15 @@ def make_request(
         raise ArgumentException(f"invalid SIP method {method!r}", "method")
     if not 0 <= cseq < 2**31:
         raise ArgumentException("CSeq must be in 0..2**31-1", "cseq")
+    if not 0 <= max_forwards <= 255:
+        raise ArgumentException("Max-Forwards must be in 0..255", "max_forwards")
+    if CALL_ID_RE.fullmatch(call_id) is None:
+        raise ArgumentException("Call-ID must be word[@word] without spaces", "call_id")
+    if isinstance(request_uri, str):
+        try:
+            parse_uri(request_uri)
+        except MessageParsingException as exc:
+            raise ArgumentException(f"invalid Request-URI: {exc}", "request_uri") from None
     if body and content_type is None:
         raise ArgumentException("a body needs a content type", "content_type")
     h = Headers()
@@ -69,6 +81,8 @@ def make_response(
     """
     if not 100 <= status_code <= 699:
         raise ArgumentException("status code must be in 100..699", "status_code")
+    if reason_phrase is not None and _CONTROL_RE.search(reason_phrase) is not None:
+        raise ArgumentException("reason phrase must not contain CR, LF or control characters", "reason_phrase")
     if body and content_type is None:
         raise ArgumentException("a body needs a content type", "content_type")
     src = request.headers
@@ -82,7 +96,7 @@ def make_response(
         if key == "to" and to_tag is not None and status_code != 100 and request.to_header.tag is None:
             value = str(request.to_header.with_parameters(request.to_header.parameters.with_param("tag", to_tag)))
         h.add(name, value)
-    if 100 < status_code < 300 and request.method in ("INVITE", "SUBSCRIBE"):
+    if 100 < status_code < 300 and request.method in ("INVITE", "SUBSCRIBE", "REFER"):
         for rr in src.get_all("record-route"):
             h.add("Record-Route", rr)
     if status_code == 100:

@@ -18,6 +18,15 @@ TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 QUOTED_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"', re.DOTALL)
 
 
+_PASSWORD_IN_TEXT_RE = re.compile(r"(sips?:[^:@\s;?<>\"]*):[^@\s<>\"]*@", re.IGNORECASE)
+_QUOTE_ESCAPES_RE = re.compile(r'["\\\x00-\x09\x0b\x0c\x0e-\x1f\x7f]')
+
+
+def mask_password(text: str) -> str:
+    """``text`` with the password of any ``sip:user:password@`` replaced, for logs and errors."""
+    return _PASSWORD_IN_TEXT_RE.sub(r"\1:<redacted>@", text) if ":" in text and "@" in text else text
+
+
 def is_token(text: str) -> bool:
     """True when ``text`` is a non-empty RFC 3261 token."""
     return TOKEN_RE.fullmatch(text) is not None
@@ -42,7 +51,7 @@ def unquote(text: str) -> str:
 
 def quote(text: str) -> str:
     """Make a quoted-string of ``text`` (escaping quotes and backslashes)."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + _QUOTE_ESCAPES_RE.sub(lambda m: "\\" + m.group(), text) + '"'
 
 
 def skip_ws(text: str, pos: int) -> int:
@@ -73,8 +82,8 @@ def parse_params(text: str, pos: int, what: str) -> tuple[list[tuple[str, str]],
     if end < len(text) and text[end] in ';="':
         rest = text[end:]
         if rest[0] == '"' or rest.count('"') % 2:
-            raise MessageParsingException(f"unterminated quoted string in {what}", detail=text[:120])
-        raise MessageParsingException(f"empty or invalid parameter in {what}", detail=text[:120])
+            raise MessageParsingException(f"unterminated quoted string in {what}", detail=mask_password(text[:120]))
+        raise MessageParsingException(f"empty or invalid parameter in {what}", detail=mask_password(text[:120]))
     if ";" not in text[pos:end]:
         return [], end
     return _PARAM_ITEM_RE.findall(text, pos, end), end
@@ -94,7 +103,7 @@ def split_commas(text: str) -> list[str]:
         if c == '"':
             m = QUOTED_RE.match(text, i)
             if m is None:
-                raise MessageParsingException("unterminated quoted string", detail=text[:120])
+                raise MessageParsingException("unterminated quoted string", detail=mask_password(text[:120]))
             i = m.end()
             continue
         if c == "<":

@@ -123,6 +123,8 @@ for _short, _full in COMPACT_FORMS.items():
 del _name, _spelling, _short, _full
 
 _BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 3261 quoted-pairs may carry controls other than CR and LF (a received display name can).
+_QUOTED_PAIR_RE = re.compile(r"\\[\x00-\x09\x0b\x0c\x0e-\x7f]")
 
 
 def header_key(name: str) -> str:
@@ -249,5 +251,5 @@ class Headers:
 def _check_field(name: str, value: str) -> None:
     if TOKEN_RE.fullmatch(name) is None:
         raise ArgumentException(f"invalid header name {name!r}", "name")
-    if _BAD_VALUE_RE.search(value) is not None:
+    if _BAD_VALUE_RE.search(value) is not None and _BAD_VALUE_RE.search(_QUOTED_PAIR_RE.sub("", value)) is not None:
         raise ArgumentException(f"header {name} value contains CR, LF or a control character", "value")

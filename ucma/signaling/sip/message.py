@@ -13,15 +13,15 @@ from typing import Any, TypeVar
 
 from ucma.signaling.exceptions import MessageParsingException
 from ucma.signaling.sip.address import NameAddress, parse_name_addr, parse_name_addr_list
-from ucma.signaling.sip.grammar import TOKEN_RE, parse_params, parse_token_list, parse_uint
+from ucma.signaling.sip.grammar import TOKEN_RE, parse_params, parse_token_list, parse_uint, split_commas
 from ucma.signaling.sip.header_values import CSeq, Via, parse_cseq, parse_via_at, parse_via_list
-from ucma.signaling.sip.headers import Headers, canonical_name
-from ucma.signaling.sip.uri import SipUri, Uri, parse_uri
+from ucma.signaling.sip.headers import Headers, canonical_name, header_key
+from ucma.signaling.sip.uri import SipUri, Uri, mask_password, parse_uri
 
 _T = TypeVar("_T")
 _MISSING: Any = object()
 
-_CALL_ID_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?")
+CALL_ID_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?")
 _MEDIA_TYPE_RE = re.compile(r"[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*")
 _DATE_RE = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
@@ -86,8 +86,10 @@ class SipMessage:
     @property
     def vias(self) -> list[Via]:
         """Every Via value, topmost first."""
-        return self._cached(
-            "vias", lambda: [v for line in self.headers.by_key.get("via") or () for v in parse_via_list(line)]
+        return list(
+            self._cached(
+                "vias", lambda: [v for line in self.headers.by_key.get("via") or () for v in parse_via_list(line)]
+            )
         )
 
     @property
@@ -115,7 +117,7 @@ class SipMessage:
         value = memo.get("call-id")
         if value is None:
             value = _required(self.headers, "call-id", "Call-ID")
-            if _CALL_ID_RE.fullmatch(value) is None:
+            if CALL_ID_RE.fullmatch(value) is None:
                 raise MessageParsingException("invalid Call-ID", detail=value[:80])
             memo["call-id"] = value
         return value  # type: ignore[return-value]
@@ -136,17 +138,17 @@ class SipMessage:
         value = memo.get("contact")
         if value is None:
             value = memo["contact"] = _address_list(self.headers, "contact", "Contact")
-        return value  # type: ignore[return-value]
+        return list(value)  # type: ignore[call-overload]  # a copy: callers must not edit the memo
 
     @property
     def routes(self) -> list[NameAddress]:
         """Route values in order."""
-        return self._cached("route", lambda: _address_list(self.headers, "route", "Route"))
+        return list(self._cached("route", lambda: _address_list(self.headers, "route", "Route")))
 
     @property
     def record_routes(self) -> list[NameAddress]:
         """Record-Route values in order."""
-        return self._cached("record-route", lambda: _address_list(self.headers, "record-route", "Record-Route"))
+        return list(self._cached("record-route", lambda: _address_list(self.headers, "record-route", "Record-Route")))
 
     # --- numbers ----------------------------------------------------------------------------
 
@@ -247,7 +249,7 @@ class SipMessage:
             if _DATE_RE.fullmatch(value) is None:
                 raise MessageParsingException("invalid Date (RFC 1123 date in GMT expected)", detail=value[:80])
         for value in self.headers.get_all("warning"):
-            for part in value.split(","):
+            for part in split_commas(value):
                 if _WARNING_RE.fullmatch(part) is None:
                     raise MessageParsingException("invalid Warning", detail=value[:80])
         for name in ("Require", "Proxy-Require", "Supported", "Unsupported", "Allow"):
@@ -289,23 +291,34 @@ class SipMessage:
         return "\r\n".join(lines).encode("utf-8") + self.body
 
     def _same_content(self, other: SipMessage) -> bool:
-        return self.headers == other.headers and self.body == other.body
+        # Content-Length is derived from the body on the wire, so it does not make messages differ.
+        return self.body == other.body and _without_length(self.headers) == _without_length(other.headers)
 
 
 class SipRequest(SipMessage):
     """A SIP request: method, Request-URI, headers, body."""
 
-    __slots__ = ("_request_uri", "method", "request_uri_text")
+    __slots__ = ("_request_uri", "_request_uri_text", "method")
 
     def __init__(self, method: str, request_uri: Uri | str, headers: Headers | None = None, body: bytes = b"") -> None:
         super().__init__(headers, body)
         self.method = method
         if isinstance(request_uri, str):
-            self.request_uri_text = request_uri
+            self._request_uri_text = request_uri
             self._request_uri: Uri | None = None
         else:
-            self.request_uri_text = str(request_uri)
+            self._request_uri_text = str(request_uri)
             self._request_uri = request_uri
+
+    @property
+    def request_uri_text(self) -> str:
+        """The Request-URI as sent on the wire."""
+        return self._request_uri_text
+
+    @request_uri_text.setter
+    def request_uri_text(self, value: str) -> None:
+        self._request_uri_text = value
+        self._request_uri = None
 
     @property
     def request_uri(self) -> Uri:
@@ -339,9 +352,8 @@ class SipRequest(SipMessage):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return (
-            f"<SipRequest {self.method} {self.request_uri_text} ({len(self.headers)} headers, {len(self.body)} bytes)>"
-        )
+        size = f"{len(self.headers)} headers, {len(self.body)} bytes"
+        return f"<SipRequest {self.method} {mask_password(self.request_uri_text)} ({size})>"
 
 
 class SipResponse(SipMessage):
@@ -383,6 +395,10 @@ class SipResponse(SipMessage):
     def __repr__(self) -> str:
         size = f"{len(self.headers)} headers, {len(self.body)} bytes"
         return f"<SipResponse {self.status_code} {self.reason_phrase} ({size})>"
+
+
+def _without_length(headers: Headers) -> list[tuple[str, str]]:
+    return [(header_key(n), v) for n, v in headers if header_key(n) != "content-length"]
 
 
 def _address_list(headers: Headers, key: str, what: str) -> list[NameAddress]:

@@ -16,6 +16,7 @@ from ucma.signaling.exceptions import MessageParsingException
 from ucma.signaling.sip.grammar import TOKEN_RE
 from ucma.signaling.sip.headers import COMPACT_FORMS, KEY_BY_SPELLING, Headers
 from ucma.signaling.sip.message import SipMessage, SipRequest, SipResponse
+from ucma.signaling.sip.uri import mask_password
 
 __all__ = ["DEFAULT_LIMITS", "KeepAlive", "ParserLimits", "StreamParser", "parse_message"]
 
@@ -44,9 +45,12 @@ class KeepAlive:
     ping: bool
 
 
-# A quoted-pair (allowed; consumed so escapes pair up left to right), or else group 1: a control other
-# than HTAB, or a CR or LF that is not part of a CRLF pair.
-_CONTROL_OR_ESCAPE_RE = re.compile(r"\\[\x00-\x09\x0b\x0c\x0e-\x7f]|([\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n)")
+# A quoted string (where quoted-pairs may escape controls, RFC 3261 section 25.1), or else group 1:
+# a control other than HTAB, or a CR or LF that is not part of a CRLF pair.
+_CONTROL_OR_QUOTED_RE = re.compile(
+    r'"[^"\\\x00-\x08\x0a-\x1f\x7f]*(?:\\[\x00-\x09\x0b\x0c\x0e-\x7f][^"\\\x00-\x08\x0a-\x1f\x7f]*)*"'
+    r"|([\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n)"
+)
 _ALLOWED_BYTES = bytes(b for b in range(256) if (b >= 0x20 and b != 0x7F) or b == 0x09)
 _FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:[^\s<>\"]+")
@@ -62,7 +66,7 @@ def _parse_head(raw: bytes, limits: ParserLimits) -> SipRequest | SipResponse:
     """Parse the start line and header fields (``raw`` excludes the blank line)."""
     # Deleting every allowed byte leaves only control bytes; a good header has only CRLF pairs there.
     controls = raw.translate(None, _ALLOWED_BYTES)
-    if controls and controls.replace(b"\r\n", b""):
+    if controls and (controls.replace(b"\r\n", b"") or len(controls) != 2 * raw.count(b"\r\n")):
         _check_controls(raw)
     try:
         text = raw.decode("utf-8")
@@ -76,15 +80,16 @@ def _parse_head(raw: bytes, limits: ParserLimits) -> SipRequest | SipResponse:
         # Rare: header folding (RFC 3261 section 7.3.1). Unfold and parse again.
         if text.startswith((" ", "\t")):
             raise _error("start line begins with whitespace", 1) from None
+        origin = [n for n, line in enumerate(text.split("\r\n"), 1) if line[:1] not in (" ", "\t")]
         lines = _FOLD_RE.sub(" ", text).split("\r\n")
-        fields, index = _parse_fields(lines, limits)
+        fields, index = _parse_fields(lines, limits, origin)
     return _make_message(lines[0], Headers._from_parsed(fields, index))
 
 
 def _check_controls(raw: bytes) -> None:
     """Refuse control characters, except a quoted-pair (backslash + control, RFC 3261 section 25.1)."""
     text = raw.decode("utf-8", "replace")
-    for m in _CONTROL_OR_ESCAPE_RE.finditer(text):
+    for m in _CONTROL_OR_QUOTED_RE.finditer(text):
         if m.group(1) is not None:
             line = text.count("\n", 0, m.start()) + 1
             raise _error("control character or bare CR/LF in header section", line, repr(m.group(1)))
@@ -94,18 +99,20 @@ class _FoldedLineError(Exception):
     """Signals a continuation line: the header section must be unfolded first."""
 
 
-def _parse_fields(lines: list[str], limits: ParserLimits) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+def _parse_fields(
+    lines: list[str], limits: ParserLimits, origin: list[int] | None = None
+) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    """Header lines to fields; ``origin`` maps unfolded line indexes to the lines as received."""
     if len(lines) - 1 > limits.max_headers and not any(line[:1] in (" ", "\t") for line in lines):
         raise _error("too many header fields", limits.max_headers + 2, f"limit {limits.max_headers}")
     fields: list[tuple[str, str]] = []
     index: dict[str, list[str]] = {}
     known = _KNOWN_KEYS
-    lineno = 1
-    for line in lines[1:]:
-        lineno += 1
+    for index_, line in enumerate(lines[1:], 1):
         name, colon, value = line.partition(":")
-        key = known(name)
+        key = known(name) if colon else None
         if key is None:
+            lineno = origin[index_] if origin is not None else index_ + 1
             key, name = _unknown_key(name, colon, lineno, line)
         value = value.strip(" \t")
         fields.append((name, value))
@@ -151,7 +158,7 @@ def _make_message(line: str, headers: Headers) -> SipRequest | SipResponse:
     if version.upper() != _VERSION:
         raise _error("unsupported SIP version", 1, version[:20])
     if _SCHEME_RE.fullmatch(uri) is None:
-        raise _error("invalid Request-URI", 1, uri[:120])
+        raise _error("invalid Request-URI", 1, mask_password(uri[:120]))
     return SipRequest(method, uri, headers)
 
 
@@ -161,7 +168,7 @@ def _content_length(message: SipMessage, limits: ParserLimits) -> int | None:
         return None
     first = values[0]
     for value in values:
-        if not value.isdigit() or not value.isascii():
+        if not value.isdigit() or not value.isascii() or len(value) > 10:
             raise _error("invalid Content-Length", detail=value[:40])
         if value != first and int(value) != int(first):
             raise _error("conflicting Content-Length headers", detail=", ".join(values)[:80])
@@ -242,6 +249,10 @@ class StreamParser:
             self._failed = exc
             self._buffer.clear()
             raise
+        except Exception as exc:  # a bug must not let the stream resynchronise on attacker bytes
+            self._failed = MessageParsingException("internal parser error", detail=type(exc).__name__)
+            self._buffer.clear()
+            raise self._failed from exc
         return out
 
     def _step(self, out: list[SipRequest | SipResponse | KeepAlive]) -> bool:

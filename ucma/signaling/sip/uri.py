@@ -7,6 +7,7 @@ the user part.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import urllib.parse
 from typing import Union
@@ -14,6 +15,7 @@ from typing import Union
 import attrs
 
 from ucma.signaling.exceptions import MessageParsingException
+from ucma.signaling.sip.grammar import mask_password
 from ucma.signaling.sip.parameters import EMPTY_PARAMETERS, Parameters
 
 _SIP_URI_RE = re.compile(
@@ -39,7 +41,7 @@ _ABS_REST_RE = re.compile(r"[^\s<>\"]+")
 
 
 def _bad(reason: str, text: str) -> MessageParsingException:
-    return MessageParsingException(reason, detail=repr(text[:120]))
+    return MessageParsingException(reason, detail=repr(mask_password(text[:120])))
 
 
 @attrs.frozen(repr=False)
@@ -140,6 +142,8 @@ class AbsoluteUri:
         return f"AbsoluteUri({str(self)!r})"
 
 
+__all__ = ["AbsoluteUri", "SipUri", "TelUri", "Uri", "mask_password", "parse_sip_uri", "parse_tel_uri", "parse_uri"]
+
 Uri = Union[SipUri, TelUri, AbsoluteUri]  # noqa: UP007  (runtime alias must work on 3.10 too)
 
 
@@ -168,7 +172,12 @@ def parse_sip_uri(text: str) -> SipUri:
         raise _bad("invalid user part in SIP URI", text)
     if password is not None and _PASSWORD_RE.fullmatch(password) is None:
         raise _bad("invalid password part in SIP URI", text)
-    if host[0] != "[" and _HOSTNAME_RE.fullmatch(host) is None:
+    if host[0] == "[":
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise _bad("invalid IPv6 reference in SIP URI", text) from None
+    elif _HOSTNAME_RE.fullmatch(host) is None:
         raise _bad("invalid host in SIP URI", text)
     port = None
     if port_text is not None:
@@ -199,10 +208,10 @@ def parse_sip_uri(text: str) -> SipUri:
 def parse_tel_uri(text: str) -> TelUri:
     """Parse a ``tel:`` URI or raise :class:`MessageParsingException`."""
     body = text[4:]
-    number, _, params = body.partition(";")
+    number, semicolon, params = body.partition(";")
     if not number or any(_TEL_NUMBER_RE.fullmatch(c) is None for c in re.findall(r"%..|.", number)):
         raise _bad("invalid telephone number in tel URI", text)
-    parameters = _parse_uri_params(";" + params, text) if params else EMPTY_PARAMETERS
+    parameters = _parse_uri_params(";" + params, text) if semicolon else EMPTY_PARAMETERS
     return TelUri(number=number, parameters=parameters)
 
 
