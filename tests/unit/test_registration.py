@@ -234,7 +234,8 @@ def test_unregister_sends_expires_zero_and_reports_removal() -> None:
 def test_new_contact_after_reconnect_removes_the_stale_binding_once() -> None:
     c = client()
     request = c.create_register(via())
-    c.process_response(request, respond(request, 200, ("Contact", f"<sip:alice@127.0.0.1:5070;transport=tcp>;expires=60;+sip.instance={INSTANCE}")))  # type: ignore[arg-type]
+    binding = f"<sip:alice@127.0.0.1:5070;transport=tcp>;expires=60;+sip.instance={INSTANCE}"
+    c.process_response(request, respond(request, 200, ("Contact", binding)))  # type: ignore[arg-type]
     c.replace_contact(contact(6000))
     refreshed = wire(c.create_register(via()))
     uris = [(a.uri_text, a.parameters.get("expires")) for a in refreshed.contacts]

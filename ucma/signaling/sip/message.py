@@ -138,7 +138,8 @@ class SipMessage:
         value = memo.get("contact")
         if value is None:
             value = memo["contact"] = _address_list(self.headers, "contact", "Contact")
-        return list(value)  # type: ignore[call-overload]  # a copy: callers must not edit the memo
+        assert isinstance(value, list)  # noqa: S101  (only this accessor writes the key)
+        return list(value)  # a copy: callers must not edit the memo
 
     @property
     def routes(self) -> list[NameAddress]:
