@@ -49,7 +49,7 @@ class CollaborationPlatform:
         self._is_server = isinstance(settings, ServerPlatformSettings)
         self._pool = WorkerPool(settings.worker_threads, name="ucma-worker")
         self._dispatcher = SerialDispatcher(self._pool, "platform")
-        self._stack = SipStack(name="platform", worker_pool=self._pool)
+        self._stack = SipStack(name="platform", worker_pool=self._pool, timer_settings=settings.sip_timer_settings)
         self._registration_manager = RegistrationManager("platform")
         self._lock = threading.Lock()
         self._state = _CREATED

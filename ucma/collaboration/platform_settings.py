@@ -6,6 +6,7 @@ import ssl
 
 from ucma.runtime.connections import SipTransportType
 from ucma.signaling.exceptions import ArgumentException
+from ucma.signaling.transaction_timers import DEFAULT_TIMER_SETTINGS, TimerSettings
 
 #: Worker threads for callbacks and events of one platform (bounded, whatever the endpoint count).
 DEFAULT_WORKER_THREADS = 4
@@ -32,6 +33,7 @@ class ClientPlatformSettings:
         *,
         ssl_context: ssl.SSLContext | None = None,
         worker_threads: int = DEFAULT_WORKER_THREADS,
+        sip_timer_settings: TimerSettings = DEFAULT_TIMER_SETTINGS,
     ) -> None:
         _check_transport(transport, (SipTransportType.TCP, SipTransportType.TLS, SipTransportType.UDP))
         if worker_threads < 1:
@@ -40,6 +42,8 @@ class ClientPlatformSettings:
         self.transport = transport
         self.ssl_context = ssl_context
         self.worker_threads = worker_threads
+        #: RFC 3261 T1/T2/T4 (ours, not UCMA's): a request times out after 64*T1 without a final response.
+        self.sip_timer_settings = sip_timer_settings
 
 
 class ServerPlatformSettings:
@@ -62,6 +66,7 @@ class ServerPlatformSettings:
         server_ssl_context: ssl.SSLContext | None = None,
         listening_ip_address: str = "127.0.0.1",
         worker_threads: int = DEFAULT_WORKER_THREADS,
+        sip_timer_settings: TimerSettings = DEFAULT_TIMER_SETTINGS,
     ) -> None:
         if not localhost:
             raise ArgumentException("localhost must be the FQDN of this machine", "localhost")
@@ -78,6 +83,8 @@ class ServerPlatformSettings:
         self.server_ssl_context = server_ssl_context
         self.listening_ip_address = listening_ip_address
         self.worker_threads = worker_threads
+        #: RFC 3261 T1/T2/T4 (ours, not UCMA's): a request times out after 64*T1 without a final response.
+        self.sip_timer_settings = sip_timer_settings
 
     @property
     def transport(self) -> SipTransportType:

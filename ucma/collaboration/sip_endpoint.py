@@ -384,6 +384,7 @@ class _RegisterAttempt:
         self._ep = endpoint
         self._on_done = on_done
         self._sends = 0
+        self._waits = 0
         self._finished = False
 
     def start(self) -> None:
@@ -438,7 +439,8 @@ class _RegisterAttempt:
             else:
                 self._send()
         elif isinstance(step, RetryLater):
-            if step.delay > _MAX_RETRY_AFTER_WAIT:
+            self._waits += 1
+            if step.delay > _MAX_RETRY_AFTER_WAIT or self._waits > ep._owner.settings.max_register_retries:
                 self._finish(
                     None,
                     RegisterException(
@@ -447,6 +449,7 @@ class _RegisterAttempt:
                     ),
                 )
                 return
+            self._sends = 0  # the send budget guards loops within one wait, not across waits
             ep._platform.registration_manager.schedule(step.delay, self._send, ep._platform.sip_stack.call_soon)
         elif isinstance(step, Failed):
             if step.remove_binding:

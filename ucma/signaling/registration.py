@@ -293,8 +293,7 @@ class RegistrationClient:
             uri = target.uri
             if isinstance(uri, SipUri):
                 self._redirects += 1
-                self.registrar_uri = SipUri(host=uri.host, port=uri.port, scheme=uri.scheme,
-                                            parameters=uri.parameters)
+                self.registrar_uri = SipUri(host=uri.host, port=uri.port, scheme=uri.scheme, parameters=uri.parameters)
                 return SendAgain("redirect", redirect_target=uri)
         return Failed(_register_error("redirect without a usable SIP Contact", response))
 
