@@ -81,9 +81,16 @@ def test_challenge_is_answered_with_a_digest_the_registrar_can_verify() -> None:
     second = wire(c.create_register(via()))
     creds = Credentials.parse(second.headers.get("Authorization") or "")
     expected = compute_digest_response(
-        algorithm=DigestAlgorithm.MD5, username="alice", password="wonderland", realm="example.com",
-        nonce=NONCE, method="REGISTER", uri="sip:example.com", qop=DigestQop.AUTH,
-        nc=creds.get("nc") or "", cnonce=creds.get("cnonce") or "",
+        algorithm=DigestAlgorithm.MD5,
+        username="alice",
+        password="wonderland",
+        realm="example.com",
+        nonce=NONCE,
+        method="REGISTER",
+        uri="sip:example.com",
+        qop=DigestQop.AUTH,
+        nc=creds.get("nc") or "",
+        cnonce=creds.get("cnonce") or "",
     )
     assert creds.get("response") == expected
     assert creds.get("username") == "alice"
@@ -128,7 +135,8 @@ def test_granted_expiry_comes_from_our_contact_binding() -> None:
     other = '<sip:alice@10.0.0.9:5060>;expires=50;+sip.instance="<urn:uuid:other>"'
     ours = f"<sip:alice@127.0.0.1:5070;transport=tcp>;expires=120;+sip.instance={INSTANCE}"
     step = c.process_response(
-        request, respond(request, 200, ("Contact", other), ("Contact", ours), ("Expires", "999"))  # type: ignore[arg-type]
+        request,
+        respond(request, 200, ("Contact", other), ("Contact", ours), ("Expires", "999")),  # type: ignore[arg-type]
     )
     assert isinstance(step, Registered)
     assert step.expires == 120
@@ -141,8 +149,12 @@ def test_expires_header_is_used_when_the_binding_has_none() -> None:
     request = c.create_register(via())
     step = c.process_response(
         request,
-        respond(request, 200, ("Contact", f"<sip:alice@127.0.0.1:5070;transport=tcp>;+sip.instance={INSTANCE}"),
-                ("Expires", "300")),  # type: ignore[arg-type]
+        respond(
+            request,
+            200,
+            ("Contact", f"<sip:alice@127.0.0.1:5070;transport=tcp>;+sip.instance={INSTANCE}"),
+            ("Expires", "300"),
+        ),  # type: ignore[arg-type]
     )
     assert isinstance(step, Registered) and step.expires == 300
 
@@ -151,7 +163,8 @@ def test_response_without_our_binding_is_a_failure() -> None:
     c = client()
     request = c.create_register(via())
     step = c.process_response(
-        request, respond(request, 200, ("Contact", '<sip:alice@10.0.0.9>;expires=60;+sip.instance="<urn:uuid:x>"'))  # type: ignore[arg-type]
+        request,
+        respond(request, 200, ("Contact", '<sip:alice@10.0.0.9>;expires=60;+sip.instance="<urn:uuid:x>"')),  # type: ignore[arg-type]
     )
     assert isinstance(step, Failed) and isinstance(step.error, RegisterException)
 
@@ -209,8 +222,11 @@ def test_service_unavailable_with_retry_after_is_retried_later() -> None:
 
 @pytest.mark.parametrize(
     ("code", "reason"),
-    [(403, RegistrationTransitionReason.UNAUTHORIZED_ACCESS), (404, RegistrationTransitionReason.USER_CHANGED),
-     (503, RegistrationTransitionReason.NONE)],
+    [
+        (403, RegistrationTransitionReason.UNAUTHORIZED_ACCESS),
+        (404, RegistrationTransitionReason.USER_CHANGED),
+        (503, RegistrationTransitionReason.NONE),
+    ],
 )
 def test_other_failures_carry_the_response(code: int, reason: RegistrationTransitionReason) -> None:
     c = client()
@@ -247,12 +263,19 @@ def test_new_contact_after_reconnect_removes_the_stale_binding_once() -> None:
 def test_gruu_register_action_and_keep_alive_are_reported() -> None:
     c = client()
     request = c.create_register(via())
-    binding = (f'<sip:alice@127.0.0.1:5070;transport=tcp>;expires=900;+sip.instance={INSTANCE};'
-               'gruu="sip:alice@example.com;opaque=user:epid:abc;gruu"')
+    binding = (
+        f"<sip:alice@127.0.0.1:5070;transport=tcp>;expires=900;+sip.instance={INSTANCE};"
+        'gruu="sip:alice@example.com;opaque=user:epid:abc;gruu"'
+    )
     step = c.process_response(
         request,
-        respond(request, 200, ("Contact", binding), ("presence-state", 'register-action="added"'),
-                ("ms-keep-alive", "UAS; tcp=no; hop-hop=yes; end-end=no; timeout=300")),  # type: ignore[arg-type]
+        respond(
+            request,
+            200,
+            ("Contact", binding),
+            ("presence-state", 'register-action="added"'),
+            ("ms-keep-alive", "UAS; tcp=no; hop-hop=yes; end-end=no; timeout=300"),
+        ),  # type: ignore[arg-type]
     )
     assert isinstance(step, Registered)
     assert step.gruu == "sip:alice@example.com;opaque=user:epid:abc;gruu"

@@ -34,6 +34,7 @@ def test_refreshes_run_in_due_order_on_the_given_executor() -> None:
             ran.append(name)
             if len(ran) == 3:
                 done.set()
+
         return run
 
     manager.schedule(0.06, record("late"), executor)
