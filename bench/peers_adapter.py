@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ucma.signaling.sip.auth_headers import Challenge
-
 from ucma.signaling import SipRequest, SipResponse, parse_message
+from ucma.signaling.sip.auth_headers import Challenge
 
 
 def _fields(m: SipRequest | SipResponse) -> dict[str, Any]:
