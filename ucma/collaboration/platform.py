@@ -162,14 +162,7 @@ class CollaborationPlatform:
         server_context = settings.server_ssl_context
         if server_context is None and settings.certificate is not None:
             server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            cert = settings.certificate
-            try:
-                if isinstance(cert, tuple):
-                    server_context.load_cert_chain(cert[0], cert[1])
-                else:
-                    server_context.load_cert_chain(cert)
-            except (OSError, ssl.SSLError) as exc:
-                raise TlsFailureException(f"cannot load the platform certificate: {exc}", exc) from None
+            _load_certificate(server_context, settings.certificate)
         self.active_listening_address = self._stack.listen(
             settings.listening_ip_address, settings.listening_port, settings.transport, ssl_context=server_context
         )
@@ -250,13 +243,7 @@ class CollaborationPlatform:
             context = default_client_ssl_context()
             cert = getattr(self._settings, "certificate", None)
             if cert is not None:  # server mode with a certificate: present it outbound too (mutual TLS)
-                try:
-                    if isinstance(cert, tuple):
-                        context.load_cert_chain(cert[0], cert[1])
-                    else:
-                        context.load_cert_chain(cert)
-                except (OSError, ssl.SSLError) as exc:
-                    raise TlsFailureException(f"cannot load the platform certificate: {exc}", exc) from None
+                _load_certificate(context, cert)
             self._client_context = context
         return self._client_context
 
@@ -282,3 +269,14 @@ class CollaborationPlatform:
     def __repr__(self) -> str:
         mode = "server" if self._is_server else "client"
         return f"<CollaborationPlatform {mode} {self.transport.name} endpoints={len(self._endpoints)}>"
+
+
+def _load_certificate(context: ssl.SSLContext, certificate: str | tuple[str, str]) -> None:
+    """Load the platform certificate (one PEM, or certificate and key files) into ``context``."""
+    try:
+        if isinstance(certificate, tuple):
+            context.load_cert_chain(certificate[0], certificate[1])
+        else:
+            context.load_cert_chain(certificate)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsFailureException(f"cannot load the platform certificate: {exc}", exc) from None

@@ -11,6 +11,7 @@ import collections
 import concurrent.futures
 from collections.abc import Callable
 
+from ucma.runtime.futures import copy_outcome
 from ucma.signaling.exceptions import RealTimeException
 from ucma.signaling.sip.message import SipRequest, SipResponse
 
@@ -71,11 +72,7 @@ class RequestThrottle:
         self, inner: concurrent.futures.Future[SipResponse], outer: concurrent.futures.Future[SipResponse]
     ) -> None:
         self._finished()
-        exc = inner.exception()
-        if exc is not None:
-            outer.set_exception(exc)
-        else:
-            outer.set_result(inner.result())
+        copy_outcome(inner, outer)
 
     def _finished(self) -> None:
         self._outstanding -= 1

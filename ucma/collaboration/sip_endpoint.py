@@ -20,6 +20,7 @@ import attrs
 from ucma.collaboration.request_throttle import RequestThrottle
 from ucma.runtime.connections import Connection, SipTransportType
 from ucma.runtime.events import Event, EventArgs
+from ucma.runtime.futures import copy_outcome
 from ucma.runtime.registration_manager import RefreshHandle
 from ucma.runtime.worker_pool import SerialDispatcher
 from ucma.signaling.authentication import Authenticator
@@ -179,7 +180,7 @@ class SipEndpoint:
 
         def on_io() -> None:
             inner = self._io_send(request)
-            inner.add_done_callback(lambda f: _copy_future(f, outer))
+            inner.add_done_callback(lambda f: copy_outcome(f, outer))
 
         self._platform.sip_stack.call_soon(on_io)
         return outer
@@ -466,11 +467,3 @@ class _RegisterAttempt:
             return
         self._finished = True
         self._on_done(step, error)
-
-
-def _copy_future(source: concurrent.futures.Future[_T], target: concurrent.futures.Future[_T]) -> None:
-    exc = source.exception()
-    if exc is not None:
-        target.set_exception(exc)
-    else:
-        target.set_result(source.result())

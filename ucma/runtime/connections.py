@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ucma.runtime.futures import fail, settle
 from ucma.runtime.io_loop import EVENT_READ, EVENT_WRITE, IoLoop, TimerHandle
 from ucma.runtime.tls import tls_failure_from_error
 from ucma.signaling.exceptions import (
@@ -970,7 +971,7 @@ class StreamConnector:
         connection._attach()
         self._host._connection_opened(connection)
         _log.debug("connected %s", connection)
-        _settle(self.future, connection)
+        settle(self.future, connection)
 
     def _timed_out(self) -> None:
         self._timer = None
@@ -1017,7 +1018,7 @@ class StreamConnector:
         self._close_socket()
         self._finish()
         _log.debug("connecting to %s failed: %s", self._display, exc)
-        _fail_future(self.future, exc)
+        fail(self.future, exc)
 
     def _finish(self) -> None:
         self._done = True
@@ -1179,19 +1180,3 @@ class StreamListener:
         loop.unregister(self._sock)
         with contextlib.suppress(OSError):
             self._sock.close()
-
-
-def _settle(future: concurrent.futures.Future[Any], result: Any) -> None:
-    """Set ``result`` unless the future is already done (or was cancelled by its owner)."""
-    if future.done():
-        return
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        future.set_result(result)
-
-
-def _fail_future(future: concurrent.futures.Future[Any], exc: BaseException) -> None:
-    """Set ``exc`` unless the future is already done (or was cancelled by its owner)."""
-    if future.done():
-        return
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        future.set_exception(exc)

@@ -32,6 +32,7 @@ from ucma.runtime.connections import (
     format_address,
     is_ip_literal,
 )
+from ucma.runtime.futures import fail, settle
 from ucma.runtime.io_loop import IoLoop, TimerHandle
 from ucma.runtime.tls import default_client_ssl_context
 from ucma.runtime.worker_pool import WorkerPool, describe_callable
@@ -363,7 +364,7 @@ class SipStack:
         self._loop.stop(timeout)
         # Anything that raced with the loop's end: fail it here rather than leave it pending.
         for future in self._take_pending_connects():
-            _fail(future, ConnectionFailureException(f"SIP stack {self._name!r} stopped before the connection opened"))
+            fail(future, ConnectionFailureException(f"SIP stack {self._name!r} stopped before the connection opened"))
 
     def _shutdown(self) -> None:
         reason = ConnectionFailureException(f"SIP stack {self._name!r} is stopping")
@@ -373,7 +374,7 @@ class SipStack:
         for connector in list(self._connectors):
             connector.cancel(reason)
         for future in self._take_pending_connects():
-            _fail(future, reason)
+            fail(future, reason)
         for connection in list(self._connections):
             connection._close(reason)
         for endpoint in self._udp_listeners:
@@ -381,7 +382,7 @@ class SipStack:
         self._udp_listeners.clear()
         for entry in list(self._entries.values()):
             if isinstance(entry, _ClientEntry):
-                _fail(entry.future, reason)
+                fail(entry.future, reason)
             self._forget(entry)
 
     # --- connecting and listening -----------------------------------------------------------------
@@ -471,7 +472,7 @@ class SipStack:
                 error = ConnectionFailureException(
                     f"cannot resolve {host!r} ({detail}): check the server name and this machine's DNS", exc
                 )
-                self._on_loop(lambda: _fail(future, error), future)
+                self._on_loop(lambda: fail(future, error), future)
                 return
             addresses: list[Address] = []
             for family, _, _, _, sockaddr in infos:
@@ -482,12 +483,12 @@ class SipStack:
         try:
             self._pool.submit(lookup)
         except InvalidOperationException as exc:
-            _fail(future, ConnectionFailureException(f"cannot resolve {display}: the worker pool is shut down", exc))
+            fail(future, ConnectionFailureException(f"cannot resolve {display}: the worker pool is shut down", exc))
 
     def _on_loop(self, fn: Callable[[], None], future: concurrent.futures.Future[Any]) -> None:
         """Run ``fn`` on the I/O thread, or fail ``future`` if the stack stopped meanwhile."""
         if not self._loop.try_call_soon(fn):
-            _fail(future, ConnectionFailureException(f"SIP stack {self._name!r} is stopped"))
+            fail(future, ConnectionFailureException(f"SIP stack {self._name!r} is stopped"))
 
     def _open_stream(
         self,
@@ -513,18 +514,18 @@ class SipStack:
         if future.done():
             return
         if not addresses:
-            _fail(future, ConnectionFailureException(f"no address found for {display}"))
+            fail(future, ConnectionFailureException(f"no address found for {display}"))
             return
         family, sockaddr = addresses[0]
         remote = (str(sockaddr[0]), int(sockaddr[1]))
         for endpoint in self._udp_listeners:
             if endpoint.family == family:
-                _settle(future, endpoint.flow_for(remote, outbound=True))
+                settle(future, endpoint.flow_for(remote, outbound=True))
                 return
         try:
             sock = socket.socket(family, socket.SOCK_DGRAM)
         except OSError as exc:
-            _fail(future, ConnectionFailureException(f"cannot open a UDP socket for {display}: {exc}", exc))
+            fail(future, ConnectionFailureException(f"cannot open a UDP socket for {display}: {exc}", exc))
             return
         try:
             sock.setblocking(False)
@@ -532,7 +533,7 @@ class SipStack:
             endpoint = UdpEndpoint(self, sock, connected=True)
         except OSError as exc:
             sock.close()
-            _fail(
+            fail(
                 future,
                 ConnectionFailureException(
                     f"cannot reach {display} over UDP ({exc.strerror or exc}): check the address and network route", exc
@@ -540,7 +541,7 @@ class SipStack:
             )
             return
         endpoint.attach()
-        _settle(future, endpoint.flow_for(remote, outbound=True))
+        settle(future, endpoint.flow_for(remote, outbound=True))
 
     def listen(
         self, host: str, port: int, transport: SipTransportType, *, ssl_context: ssl.SSLContext | None = None
@@ -665,7 +666,7 @@ class SipStack:
                         f"the connection to {peer} was lost before the final response to {method} arrived ({reason})",
                         reason,
                     )
-                _fail(entry.future, error)
+                fail(entry.future, error)
             self._forget(entry)
 
     def _start_client_transaction(
@@ -678,7 +679,7 @@ class SipStack:
         if connection.is_closed:
             reason = connection.close_reason
             detail = f" ({reason})" if reason is not None else ""
-            _fail(
+            fail(
                 future,
                 ConnectionFailureException(
                     f"cannot send {request.method}: the connection to {format_address(connection.remote_address)} "
@@ -693,7 +694,7 @@ class SipStack:
             )
             self._table.add_client(transaction)
         except (ArgumentException, InvalidOperationException) as exc:
-            _fail(future, exc)
+            fail(future, exc)
             return
         entry = _ClientEntry(transaction, connection, future, on_response)
         self._entries[transaction] = entry
@@ -766,7 +767,7 @@ class SipStack:
         self._entries.pop(entry.transaction, None)
         entry.connection._transactions.discard(entry)
         if isinstance(entry, _ClientEntry) and not entry.future.done():
-            _fail(
+            fail(
                 entry.future,
                 ConnectionFailureException(
                     f"the {entry.transaction.request.method} transaction ended without an answer"
@@ -784,14 +785,14 @@ class SipStack:
                 except Exception:
                     _log.exception("on_response callback %s raised", describe_callable(callback))
             return
-        _settle(entry.future, response)
+        settle(entry.future, response)
 
     def _timed_out(self, entry: _Entry) -> None:
         request = entry.transaction.request
         peer = format_address(entry.connection.remote_address)
         if isinstance(entry, _ClientEntry):
             seconds = self._timer_settings.transaction_timeout
-            _fail(
+            fail(
                 entry.future,
                 OperationTimeoutException(
                     f"no final response to {request.method} from {peer} within {seconds:g} s "
@@ -807,7 +808,7 @@ class SipStack:
         if isinstance(entry, _ClientEntry):
             reason = entry.connection.close_reason
             detail = f": {reason}" if reason is not None else ""
-            _fail(
+            fail(
                 entry.future,
                 ConnectionFailureException(
                     f"could not send {request.method} to {peer} over {entry.connection.transport.name}{detail}", reason
@@ -957,18 +958,4 @@ class SipStack:
             f"<SipStack {self._name!r} {state} connections={len(self._connections)} "
             f"transactions={len(self._entries)}>"
         )
-
-
-def _settle(future: concurrent.futures.Future[_T], result: _T) -> None:
-    if future.done():
-        return
-    with contextlib.suppress(concurrent.futures.InvalidStateError):  # cancelled by its owner meanwhile
-        future.set_result(result)
-
-
-def _fail(future: concurrent.futures.Future[Any], exc: BaseException) -> None:
-    if future.done():
-        return
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        future.set_exception(exc)
 
