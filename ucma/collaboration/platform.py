@@ -215,7 +215,7 @@ class CollaborationPlatform:
     def _stop_threads(self) -> None:
         self._registration_manager.stop()
         self._stack.stop()
-        self._pool.shutdown(wait=False)
+        self._pool.shutdown(wait=True)  # a pool thread calling this does not wait for itself
 
     def __enter__(self) -> CollaborationPlatform:
         self.startup()

@@ -42,6 +42,8 @@ _log = logging.getLogger("ucma.collaboration")
 _ESTABLISH: AsyncOperation[SipResponseData] = AsyncOperation("establish")
 _TERMINATE: AsyncOperation[None] = AsyncOperation("terminate")
 
+#: Retry jitter shared by all endpoints (one generator, not ~3 KB per endpoint).
+_RETRY_JITTER = random.Random()  # noqa: S311  (jitter, not security)
 #: Longest pause between two re-registration attempts.
 MAX_RETRY_DELAY = 60.0
 
@@ -71,7 +73,6 @@ class UserEndpoint:
         self._retry: RefreshHandle | None = None
         self._retries = 0
         self._terminate_reason = _R.NONE
-        self._rng = random.Random()  # noqa: S311  (retry jitter)
         platform._attach(self)
         self._inner = SipEndpoint(self, platform)
         self._inner.on_connection_lost = self._io_registration_lost
@@ -227,7 +228,7 @@ class UserEndpoint:
             self._io_begin_terminate(_termination_reason(error))
             return
         delay = min(MAX_RETRY_DELAY, self._settings.register_retry_delay * 2 ** (self._retries - 1))
-        delay *= self._rng.uniform(0.8, 1.2)
+        delay *= _RETRY_JITTER.uniform(0.8, 1.2)
         _log.info(
             "endpoint %s re-registration attempt %d failed (%s); next in %.1f s",
             self.owner_uri,

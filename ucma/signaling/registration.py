@@ -35,6 +35,8 @@ from ucma.signaling.sip.uri import SipUri, Uri, parse_uri
 
 #: What we ask for when the caller does not say (the registrar may grant less).
 DEFAULT_REQUESTED_EXPIRES = 3600
+#: One generator for refresh jitter shared by every client (a Random is ~3 KB; endpoints are many).
+_SHARED_RNG = random.Random()  # noqa: S311  (jitter, not security)
 #: UCMA's ``MaximumRegisterRedirectionAttempts`` default.
 DEFAULT_MAX_REDIRECTS = 3
 
@@ -139,7 +141,7 @@ class RegistrationClient:
         self._from = NameAddress(aor, None, params.with_param("tag", self.from_tag))
         self._cseq = 0
         self._redirects = 0
-        self._rng = rng if rng is not None else random.Random()  # noqa: S311  (jitter, not security)
+        self._rng = rng if rng is not None else _SHARED_RNG
         self.instance_id = contact.parameters.get("+sip.instance")
         self.registered = False
         self._stale_contact: NameAddress | None = None
