@@ -10,6 +10,7 @@ from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 
 import pytest
+from dispatch_helpers import WAIT, blocked, drain
 
 from ucma.runtime import AsyncCallback, AsyncOperation, AsyncResult, SerialDispatcher, WorkerPool
 from ucma.signaling.exceptions import (
@@ -19,8 +20,6 @@ from ucma.signaling.exceptions import (
     InvalidOperationException,
     OperationTimeoutException,
 )
-
-WAIT = 10.0
 
 _CONNECT: AsyncOperation[str] = AsyncOperation("connect")
 _DISCONNECT: AsyncOperation[None] = AsyncOperation("disconnect")
@@ -116,28 +115,8 @@ def connection(dispatcher: SerialDispatcher) -> Connection:
     return Connection(dispatcher)
 
 
-def drain(dispatcher: SerialDispatcher) -> None:
-    """Return once everything queued on ``dispatcher`` so far has run."""
-    done = threading.Event()
-    dispatcher.submit(done.set)
-    assert done.wait(WAIT)
 
 
-@contextmanager
-def blocked(dispatcher: SerialDispatcher) -> Iterator[None]:
-    """Keep ``dispatcher`` busy inside the block, so tasks submitted there queue up."""
-    started, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        started.set()
-        release.wait(WAIT)
-
-    dispatcher.submit(hold)
-    assert started.wait(WAIT)
-    try:
-        yield
-    finally:
-        release.set()
 
 
 def test_callback_runs_once_on_a_pool_thread(connection: Connection, pool: WorkerPool) -> None:

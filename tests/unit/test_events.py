@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import attrs
 import pytest
+from dispatch_helpers import WAIT, blocked, drain
 
 from ucma.runtime import (
     AsyncOperation,
@@ -21,8 +21,6 @@ from ucma.runtime import (
     WorkerPool,
 )
 from ucma.signaling.exceptions import ArgumentException, ArgumentNullException
-
-WAIT = 10.0
 
 
 @attrs.frozen
@@ -89,28 +87,8 @@ def phone(pool: WorkerPool) -> Phone:
     return Phone(SerialDispatcher(pool, name="phone"))
 
 
-def drain(dispatcher: SerialDispatcher) -> None:
-    """Return once everything queued on ``dispatcher`` so far has run."""
-    done = threading.Event()
-    dispatcher.submit(done.set)
-    assert done.wait(WAIT)
 
 
-@contextmanager
-def blocked(dispatcher: SerialDispatcher) -> Iterator[None]:
-    """Keep ``dispatcher`` busy inside the block, so deliveries queue up."""
-    started, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        started.set()
-        release.wait(WAIT)
-
-    dispatcher.submit(hold)
-    assert started.wait(WAIT)
-    try:
-        yield
-    finally:
-        release.set()
 
 
 def test_handler_gets_sender_and_args_on_a_pool_thread(phone: Phone, pool: WorkerPool) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
+
 from ucma.runtime.registration_manager import RegistrationManager
 
 
@@ -84,7 +86,7 @@ def test_one_thread_for_ten_thousand_refreshes() -> None:
     manager.stop()
 
 
-def test_executor_failure_is_logged_and_later_refreshes_still_run(caplog: object) -> None:
+def test_executor_failure_is_logged_and_later_refreshes_still_run(caplog: pytest.LogCaptureFixture) -> None:
     manager = RegistrationManager("err")
     manager.start()
     done = threading.Event()
@@ -96,6 +98,7 @@ def test_executor_failure_is_logged_and_later_refreshes_still_run(caplog: object
     manager.schedule(0.01, done.set, lambda fn: fn())
     assert done.wait(5)
     manager.stop()
+    assert any("could not hand over a refresh" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 def test_stop_drops_pending_refreshes_and_is_idempotent() -> None:

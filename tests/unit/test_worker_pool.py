@@ -6,14 +6,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import pytest
+from dispatch_helpers import WAIT, blocked, drain
 
 from ucma.runtime import SerialDispatcher, WorkerPool, default_worker_pool
 from ucma.signaling.exceptions import ArgumentException, InvalidOperationException
-
-WAIT = 10.0
 
 
 @pytest.fixture
@@ -23,28 +21,8 @@ def pool() -> Iterator[WorkerPool]:
     worker_pool.shutdown()
 
 
-def drain(dispatcher: SerialDispatcher) -> None:
-    """Return once everything queued on ``dispatcher`` so far has run."""
-    done = threading.Event()
-    dispatcher.submit(done.set)
-    assert done.wait(WAIT)
 
 
-@contextmanager
-def blocked(dispatcher: SerialDispatcher) -> Iterator[None]:
-    """Keep ``dispatcher`` busy inside the block, so tasks submitted there queue up."""
-    started, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        started.set()
-        release.wait(WAIT)
-
-    dispatcher.submit(hold)
-    assert started.wait(WAIT)
-    try:
-        yield
-    finally:
-        release.set()
 
 
 class Countdown:

@@ -31,7 +31,7 @@ from ucma.signaling.sip.header_values import Via
 from ucma.signaling.sip.identifiers import new_call_id, new_tag
 from ucma.signaling.sip.message import SipRequest, SipResponse
 from ucma.signaling.sip.parameters import Parameters
-from ucma.signaling.sip.uri import SipUri, Uri, parse_uri
+from ucma.signaling.sip.uri import SipUri, Uri
 
 #: What we ask for when the caller does not say (the registrar may grant less).
 DEFAULT_REQUESTED_EXPIRES = 3600
@@ -336,11 +336,3 @@ def _keep_alive_interval(response: SipResponse) -> int | None:
     params, _ = parse_params(";" + value.replace(",", ";").split(";", 1)[-1], 0, "ms-keep-alive")
     timeout = Parameters(params).get("timeout")
     return int(timeout) if timeout is not None and timeout.isdigit() else None
-
-
-def parse_target(uri: str) -> SipUri:
-    """A registrar/redirect target from text (raises MessageParsingException if not SIP)."""
-    parsed = parse_uri(uri)
-    if not isinstance(parsed, SipUri):
-        raise MessageParsingException("registrar must be a SIP URI", detail=uri)
-    return parsed
